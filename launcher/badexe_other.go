@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package launcher
+
+func isBadExecutable(error) bool { return false }
