@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +66,7 @@ func TestMain(m *testing.M) {
 //	bgexit N                               after wait: the command last signalled exited N
 //	zombies PIDFILE                        print the zombie children of the pid in PIDFILE
 //	childpid FILE                          write the pid of the newest background command's first child
+//	leakscan TEXT DIR... [-except FILE...] fail if any file under the DIRs contains TEXT
 //
 // and this condition:
 //
@@ -116,6 +117,7 @@ func TestScripts(t *testing.T) {
 			"bgexit":   cmdBgexit,
 			"zombies":  cmdZombies,
 			"childpid": cmdChildpid,
+			"leakscan": cmdLeakscan,
 		},
 	})
 }
@@ -178,11 +180,6 @@ func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("%s did not appear", args[0])
 }
 
-var signalNames = map[string]syscall.Signal{
-	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT,
-	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH, "KILL": syscall.SIGKILL,
-}
-
 func newestBackground(ts *testscript.TestScript) *exec.Cmd {
 	cmds := ts.BackgroundCmds()
 	if len(cmds) == 0 {
@@ -194,29 +191,6 @@ func newestBackground(ts *testscript.TestScript) *exec.Cmd {
 // signalled remembers, per script, the background command signal last
 // sent to: wait forgets its background commands, bgexit still needs it.
 var signalled sync.Map // *testscript.TestScript → *exec.Cmd
-
-func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
-	child := len(args) == 2 && args[0] == "-child"
-	if child {
-		args = args[1:]
-	}
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: signal [-child] SIGNAL")
-	}
-	sig, ok := signalNames[args[0]]
-	if !ok {
-		ts.Fatalf("unknown signal %q", args[0])
-	}
-	cmd := newestBackground(ts)
-	signalled.Store(ts, cmd)
-	pid := cmd.Process.Pid
-	if child {
-		// A process started by the background command, such as the
-		// program unshare --fork runs as PID 1 of a new namespace.
-		pid = firstChild(ts, pid)
-	}
-	ts.Check(syscall.Kill(pid, sig))
-}
 
 func cmdBgexit(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
@@ -265,6 +239,39 @@ func cmdChildpid(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	pid := firstChild(ts, newestBackground(ts).Process.Pid)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strconv.Itoa(pid)+"\n"), 0o644))
+}
+
+// cmdLeakscan fails when a file under the given directories holds text,
+// except the files named after -except (the ones a value belongs in).
+func cmdLeakscan(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: leakscan TEXT DIR... [-except FILE...]")
+	}
+	text, dirs, except := args[0], args[1:], map[string]bool{}
+	if i := slices.Index(dirs, "-except"); i >= 0 {
+		for _, f := range dirs[i+1:] {
+			except[ts.MkAbs(f)] = true
+		}
+		dirs = dirs[:i]
+	}
+	scanned := 0
+	for _, dir := range dirs {
+		filepath.WalkDir(ts.MkAbs(dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || except[path] {
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil
+			}
+			scanned++
+			if strings.Contains(string(data), text) {
+				ts.Fatalf("%s holds %q", path, text)
+			}
+			return nil
+		})
+	}
+	fmt.Fprintf(ts.Stdout(), "scanned %d files\n", scanned)
 }
 
 // cmdZombies prints the pids of the zombie children of a process, from /proc.
