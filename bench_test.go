@@ -68,7 +68,8 @@ func median(ds []time.Duration) time.Duration {
 //
 // It reports the median wall time of each (use -benchtime=50x or more for
 // at least 20 runs), their ratio (target: at most 2.5), the static binary's
-// size (target: under 15 MB) and the exec's peak RSS (target: under 20 MB).
+// size (target: under 15 MB), the exec's peak RSS (target: under 20 MB),
+// and what supervise mode adds to the same run (target: under 1 ms).
 //
 //	go test -run '^$' -bench OfflineExec -benchtime 100x .
 func BenchmarkOfflineExec(b *testing.B) {
@@ -86,9 +87,11 @@ func BenchmarkOfflineExec(b *testing.B) {
 		b.Fatal(err)
 	}
 	argv := []string{bin, "exec", "--secrets-file", secrets, "--map", "A", "--", "true"}
-	var ours, floor []time.Duration
+	supervised := []string{bin, "exec", "--supervise", "--secrets-file", secrets, "--map", "A", "--", "true"}
+	var ours, sup, floor []time.Duration
 	for b.Loop() {
 		ours = append(ours, run(b, argv...))
+		sup = append(sup, run(b, supervised...))
 		floor = append(floor, run(b, envBin, "A=x", "true"))
 	}
 	rss := peakRSS(b, argv...)
@@ -96,6 +99,7 @@ func BenchmarkOfflineExec(b *testing.B) {
 	b.ReportMetric(float64(mo.Microseconds())/1000, "exec-ms")
 	b.ReportMetric(float64(mf.Microseconds())/1000, "env-ms")
 	b.ReportMetric(float64(mo)/float64(mf), "ratio")
+	b.ReportMetric(float64((median(sup)-mo).Microseconds())/1000, "supervise-extra-ms")
 	b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")
 	if rss > 0 {
 		b.ReportMetric(float64(rss)/1024, "peak-RSS-MiB")

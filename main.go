@@ -27,18 +27,106 @@ import (
 	"github.com/runsecrets/runsecrets/runctx"
 )
 
+// cli holds the global flags; the commands are added by newParser.
 type cli struct {
-	LogLevel string           `enum:"error,warn,info,debug" default:"warn" env:"RUNSECRETS_LOG_LEVEL" help:"How much runsecrets says on stderr: error, warn, info or debug. No level prints a secret value or a token."`
-	Timeout  time.Duration    `default:"60s" env:"RUNSECRETS_TIMEOUT" help:"Time allowed to find the context, get a token and fetch every secret; throttling is retried until it runs out."`
-	Version  kong.VersionFlag `help:"Print the version and exit."`
+	LogLevel string        `enum:"error,warn,info,debug" default:"warn" env:"RUNSECRETS_LOG_LEVEL" help:"How much runsecrets says on stderr: error, warn, info or debug. No level prints a secret value or a token."`
+	Timeout  time.Duration `default:"60s" env:"RUNSECRETS_TIMEOUT" help:"Time allowed to find the context, get a token and fetch every secret; throttling is retried until it runs out."`
+	Version  versionFlag   `help:"Print the version and exit."`
 	contextFlags
+}
 
-	Exec    execCmd    `cmd:"" help:"Fetch the mapped secrets and run COMMAND with them in its environment."`
-	Context contextCmd `cmd:"" help:"Show where runsecrets runs: the vault, workspace, identity and where each came from."`
-	Check   checkCmd   `cmd:"" help:"Fetch every mapping as exec would and report each secret's metadata (never a value); exit 83 on any problem."`
-	Set     setCmd     `cmd:"" help:"Store a secret (a new version if it exists) from --from-env, --from-file, standard input or a prompt; never from the command line."`
-	List    listCmd    `cmd:"" help:"List the secret names of the vault (never values)."`
-	Get     getCmd     `cmd:"" help:"Print secrets as dotenv lines, or one value with --raw; refuses a terminal unless --reveal."`
+// commands are runsecrets' commands, in the order help lists them.
+var commands = []struct {
+	name, help string
+	new        func() any
+}{
+	{"exec", "Fetch the mapped secrets and run COMMAND with them in its environment.", func() any { return &execCmd{} }},
+	{"context", "Show where runsecrets runs: the vault, workspace, identity and where each came from.", func() any { return &contextCmd{} }},
+	{"check", "Fetch every mapping as exec would and report each secret's metadata (never a value); exit 83 on any problem.", func() any { return &checkCmd{} }},
+	{"set", "Store a secret (a new version if it exists) from --from-env, --from-file, standard input or a prompt; never from the command line.", func() any { return &setCmd{} }},
+	{"list", "List the secret names of the vault (never values).", func() any { return &listCmd{} }},
+	{"get", "Print secrets as dotenv lines, or one value with --raw; refuses a terminal unless --reveal.", func() any { return &getCmd{} }},
+}
+
+// newParser builds the command line parser with every command, or with the
+// one named only.
+func newParser(c *cli, only string) *kong.Kong {
+	opts := []kong.Option{
+		kong.Name("runsecrets"),
+		kong.Description("Hand Azure Key Vault secrets to a program through its environment, offline or in an Azure ML job."),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	}
+	for _, cmd := range commands {
+		if only == "" || cmd.name == only {
+			opts = append(opts, kong.DynamicCommand(cmd.name, cmd.help, "", cmd.new()))
+		}
+	}
+	parser, err := kong.New(c, opts...)
+	if err != nil {
+		panic(err) // a malformed command struct: a bug, caught by every test
+	}
+	return parser
+}
+
+// parse parses args. Kong builds its model by reflection over every command
+// and flag, which costs more than the rest of an offline exec (an
+// entrypoint's start is on every job's critical path). So when args name a
+// command, a parser with that command alone is tried first: its grammar is
+// a part of the full one, so what it accepts means the same. Anything it
+// refuses (help, typos, a command name used as a flag's value) goes to the
+// full parser, which gives the real answer.
+func parse(args []string) (*cli, *kong.Context, error) {
+	if helpOrVersion(args) {
+		return parseAll(args)
+	}
+	for _, arg := range args {
+		if arg == "--" {
+			break
+		}
+		for _, cmd := range commands {
+			if arg == cmd.name {
+				var c cli
+				if kctx, err := newParser(&c, cmd.name).Parse(args); err == nil {
+					return &c, kctx, nil
+				}
+				return parseAll(args)
+			}
+		}
+	}
+	return parseAll(args)
+}
+
+func parseAll(args []string) (*cli, *kong.Context, error) {
+	var c cli
+	kctx, err := newParser(&c, "").Parse(args)
+	return &c, kctx, err
+}
+
+// helpOrVersion reports args that ask for help or the version, whose output
+// must come from the full parser.
+func helpOrVersion(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help", "--version":
+			return true
+		}
+	}
+	return false
+}
+
+// versionFlag is kong.VersionFlag without the ${version} variable, which
+// kong would interpolate into every flag on every start (and which needs
+// the build info read): the version is worked out only when asked for.
+type versionFlag bool
+
+// BeforeReset prints the version and exits, before any other flag is
+// checked, as kong.VersionFlag does.
+func (versionFlag) BeforeReset(app *kong.Kong) error {
+	fmt.Fprintln(app.Stdout, "runsecrets "+versionString())
+	app.Exit(0)
+	return nil
 }
 
 // version is set by -ldflags "-X main.version=..." in release builds.
@@ -55,17 +143,7 @@ func versionString() string {
 }
 
 func main() {
-	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("runsecrets"),
-		kong.Description("Hand Azure Key Vault secrets to a program through its environment, offline or in an Azure ML job."),
-		kong.Vars{"version": "runsecrets " + versionString()},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
-	if err != nil {
-		panic(err) // a malformed CLI struct: a bug, caught by every test
-	}
-	kctx, err := parser.Parse(os.Args[1:])
+	c, kctx, err := parse(os.Args[1:])
 	if err != nil {
 		os.Exit(report(os.Stderr, nil, usageError(err)))
 	}
@@ -168,6 +246,7 @@ func exitCode(err error) int {
 		re   *runctx.Error
 		se   *launcher.StartError
 		nule *launcher.NULError
+		name *launcher.NameError
 	)
 	switch {
 	case err == nil:
@@ -207,6 +286,8 @@ func exitCode(err error) int {
 		if nule.Layer == launcher.LayerSecret {
 			return exitMissing
 		}
+		return exitUsage
+	case errors.As(err, &name):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -254,12 +335,13 @@ func report(w io.Writer, log *slog.Logger, err error) int {
 	for _, e := range leaves(err) {
 		fmt.Fprintf(w, "runsecrets: error: %s\n", oneLine(e.Error()))
 		var (
-			h  *hinted
-			fe *resolve.FetchError
-			me *resolve.MappingError
-			fi *resolve.FileError
-			re *runctx.Error
-			se *launcher.StartError
+			h    *hinted
+			fe   *resolve.FetchError
+			me   *resolve.MappingError
+			fi   *resolve.FileError
+			re   *runctx.Error
+			se   *launcher.StartError
+			nule *launcher.NULError
 		)
 		switch {
 		case errors.As(e, &h):
@@ -280,6 +362,8 @@ func report(w io.Writer, log *slog.Logger, err error) int {
 			}
 		case errors.As(e, &se):
 			addHint(se.Hint())
+		case errors.As(e, &nule):
+			addHint("an environment variable cannot hold a NUL byte: get the value as a file with --file ENV=REF, or store it base64-encoded")
 		}
 	}
 	for _, h := range hints {

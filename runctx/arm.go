@@ -27,7 +27,9 @@ func (c *Context) DiscoverVault(ctx context.Context, cred azcore.TokenCredential
 	}
 	ws, from := *c.Workspace, c.Sources[FactWorkspace]
 	opts.Cloud = c.Cloud.Config
-	opts.Retry = policy.RetryOptions{MaxRetries: 1 << 20, RetryDelay: 500 * time.Millisecond, MaxRetryDelay: 30 * time.Second}
+	// A few quick retries in azcore (throttling, 5xx, resets); the loop below
+	// retries further until ctx ends, and so knows the last cause.
+	opts.Retry = policy.RetryOptions{MaxRetries: 2, RetryDelay: 250 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
 	client, err := arm.NewClient("runsecrets", "v1.0.0", cred, &arm.ClientOptions{ClientOptions: opts, DisableRPRegistration: true})
 	if err != nil {
 		return &Error{Class: ClassUsage, Msg: "cannot set up Azure Resource Manager: " + err.Error(), Err: err}
@@ -52,7 +54,7 @@ func (c *Context) DiscoverVault(ctx context.Context, cred azcore.TokenCredential
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return timedOut(e, last)
+			return timedOut(armError(ctx, ctx.Err(), ws, from), last)
 		}
 	}
 	var body struct {
@@ -94,7 +96,7 @@ func getWorkspace(ctx context.Context, client *arm.Client, ws Workspace) (*http.
 // timedOut reports the timeout with the last trouble seen before it, which
 // says more than the timeout itself.
 func timedOut(e, last *Error) *Error {
-	if last == nil || last == e {
+	if last == nil || last.Msg == e.Msg {
 		return e
 	}
 	return &Error{Class: ClassUnavailable, Err: last.Err, Msg: e.Msg + "; last: " + last.Msg, Hints: last.Hints}
