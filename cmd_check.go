@@ -40,24 +40,12 @@ type checkContext struct {
 	SecretsFile string      `json:"secrets_file,omitempty"`
 }
 
-// checkEntry is one variable; its keys are those of the manifest
-// entries of SPEC §9, plus ok and problem.
+// checkEntry is one variable: a manifest entry (SPEC §9), plus whether it
+// is usable and why not.
 type checkEntry struct {
-	Env         string     `json:"env"`
-	Reference   string     `json:"reference"`
-	From        string     `json:"from"`
-	Vault       string     `json:"vault"`
-	Name        string     `json:"name"`
-	Version     string     `json:"version,omitempty"`
-	Enabled     bool       `json:"enabled"`
-	Created     *time.Time `json:"created,omitempty"`
-	Updated     *time.Time `json:"updated,omitempty"`
-	NotBefore   *time.Time `json:"not_before,omitempty"`
-	Expires     *time.Time `json:"expires,omitempty"`
-	ContentType string     `json:"content_type,omitempty"`
-	Local       bool       `json:"local"`
-	OK          bool       `json:"ok"`
-	Problem     string     `json:"problem,omitempty"`
+	resolve.ManifestEntry
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
 	// served says the source answered with the secret (attributes known).
 	served bool
 }
@@ -87,17 +75,9 @@ func (c *checkCmd) Run(ctx context.Context, a *app) error {
 	report := checkReport{OK: true, Context: checkContext{Kind: rc.Kind, VaultURL: rc.VaultURL, SecretsFile: rc.SecretsFile}}
 	var errs resolve.Errors
 	for _, o := range outcomes {
-		e := checkEntry{
-			Env: o.Env, Reference: o.Written, From: o.From.String(), Vault: vaultOf(rc, o.ID.Vault),
-			Name: o.ID.Name, Version: o.ID.Version, Enabled: o.Secret.Enabled, Local: rc.Kind == runctx.KindLocalFile, OK: o.Err == nil,
-		}
-		if s := o.Secret; s.Name != "" {
-			e.served = true
-			e.Name, e.Created, e.Updated, e.NotBefore, e.Expires, e.ContentType = s.Name, utcPtr(s.Created), utcPtr(s.Updated), utcPtr(s.NotBefore), utcPtr(s.Expires), s.ContentType
-			if s.Version != "" {
-				e.Version = s.Version
-			}
-		}
+		e := checkEntry{ManifestEntry: resolve.ManifestEntryFor(o.Planned, o.Secret, vaultOf(rc, o.ID.Vault)),
+			OK: o.Err == nil, served: o.Secret.Name != ""}
+		e.Local = rc.Kind == runctx.KindLocalFile
 		if o.Err != nil {
 			e.Problem = o.Err.Cause
 			report.OK = false

@@ -324,11 +324,19 @@ func fromBundle(b azsecrets.Secret) (Secret, bool) {
 	if b.Value == nil || b.ID == nil {
 		return Secret{}, false
 	}
-	s := Secret{Value: *b.Value, Name: b.ID.Name(), Version: b.ID.Version(), Enabled: true}
-	if b.ContentType != nil {
-		s.ContentType = *b.ContentType
+	s := withAttributes(b.ID, b.Attributes, b.ContentType, b.Tags)
+	s.Value = *b.Value
+	return s, true
+}
+
+// withAttributes is a Secret with the metadata Key Vault sends alike for
+// a secret (a bundle) and for a listing's item (its properties).
+func withAttributes(id *azsecrets.ID, a *azsecrets.SecretAttributes, contentType *string, tags map[string]*string) Secret {
+	s := Secret{Name: id.Name(), Version: id.Version(), Enabled: true}
+	if contentType != nil {
+		s.ContentType = *contentType
 	}
-	if a := b.Attributes; a != nil {
+	if a != nil {
 		if a.Enabled != nil {
 			s.Enabled = *a.Enabled
 		}
@@ -337,15 +345,15 @@ func fromBundle(b azsecrets.Secret) (Secret, bool) {
 		s.NotBefore = deref(a.NotBefore)
 		s.Expires = deref(a.Expires)
 	}
-	if len(b.Tags) > 0 {
-		s.Tags = make(map[string]string, len(b.Tags))
-		for k, v := range b.Tags {
+	if len(tags) > 0 {
+		s.Tags = make(map[string]string, len(tags))
+		for k, v := range tags {
 			if v != nil {
 				s.Tags[k] = *v
 			}
 		}
 	}
-	return s, true
+	return s
 }
 
 func deref(t *time.Time) time.Time {

@@ -132,26 +132,5 @@ func (k *KeyVault) List(ctx context.Context, vaultURL string) ([]Secret, *Failur
 }
 
 func fromProperties(p *azsecrets.SecretProperties) Secret {
-	s := Secret{Name: p.ID.Name(), Version: p.ID.Version(), Enabled: true}
-	if p.ContentType != nil {
-		s.ContentType = *p.ContentType
-	}
-	if a := p.Attributes; a != nil {
-		if a.Enabled != nil {
-			s.Enabled = *a.Enabled
-		}
-		s.Created = deref(a.Created)
-		s.Updated = deref(a.Updated)
-		s.NotBefore = deref(a.NotBefore)
-		s.Expires = deref(a.Expires)
-	}
-	if len(p.Tags) > 0 {
-		s.Tags = make(map[string]string, len(p.Tags))
-		for k, v := range p.Tags {
-			if v != nil {
-				s.Tags[k] = *v
-			}
-		}
-	}
-	return s
+	return withAttributes(p.ID, p.Attributes, p.ContentType, p.Tags)
 }

@@ -46,7 +46,7 @@ type ManifestEntry struct {
 	AsFile      bool       `json:"as_file,omitempty"`
 	Vault       string     `json:"vault"`
 	Name        string     `json:"name"`
-	Version     string     `json:"version"`
+	Version     string     `json:"version,omitempty"`
 	Enabled     bool       `json:"enabled"`
 	Created     *time.Time `json:"created,omitempty"`
 	Updated     *time.Time `json:"updated,omitempty"`
@@ -71,16 +71,30 @@ func NewManifest(ctx ManifestContext, values []Value, now time.Time) Manifest {
 		if !v.Secret.Local {
 			vaults[vault] = true
 		}
-		m.Secrets = append(m.Secrets, ManifestEntry{
-			Env: v.Env, Reference: v.Written, From: v.From.String(), AsFile: v.AsFile,
-			Vault: vault, Name: v.Secret.Name, Version: v.Secret.Version, Enabled: v.Secret.Enabled,
-			Created: timePtr(v.Secret.Created), Updated: timePtr(v.Secret.Updated),
-			NotBefore: timePtr(v.Secret.NotBefore), Expires: timePtr(v.Secret.Expires),
-			ContentType: v.Secret.ContentType, Local: v.Secret.Local,
-		})
+		m.Secrets = append(m.Secrets, ManifestEntryFor(v.Planned, v.Secret, vault))
 	}
 	m.Context.Vaults = slices.Sorted(maps.Keys(vaults))
 	return m
+}
+
+// ManifestEntryFor records one mapping and what was served for it, from
+// vault (a URL, or the local secrets file). A secret that was not served
+// (zero) leaves the name and version the mapping asked for.
+func ManifestEntryFor(p Planned, s Secret, vault string) ManifestEntry {
+	e := ManifestEntry{
+		Env: p.Env, Reference: p.Written, From: p.From.String(), AsFile: p.AsFile,
+		Vault: vault, Name: p.ID.Name, Version: p.ID.Version, Enabled: s.Enabled,
+		Created: timePtr(s.Created), Updated: timePtr(s.Updated),
+		NotBefore: timePtr(s.NotBefore), Expires: timePtr(s.Expires),
+		ContentType: s.ContentType, Local: s.Local,
+	}
+	if s.Name != "" {
+		e.Name = s.Name
+	}
+	if s.Version != "" {
+		e.Version = s.Version
+	}
+	return e
 }
 
 func timePtr(t time.Time) *time.Time {
