@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,6 +158,14 @@ func main() {
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(a)
 	a.stopSignals()
+	if sig := a.interrupted.Load(); sig != nil && err != nil {
+		// Whatever the interrupted request reported, the cause is the signal.
+		name := "SIGTERM"
+		if *sig == os.Interrupt {
+			name = "SIGINT"
+		}
+		err = &exitError{exitInterrupted, fmt.Errorf("interrupted by %s before the command started", name)}
+	}
 	os.Exit(report(os.Stderr, log, err))
 }
 
@@ -175,8 +184,9 @@ type app struct {
 
 	// cancel ends the context of the command; SIGINT and SIGTERM call it
 	// once watchSignals has run.
-	cancel  context.CancelFunc
-	signals chan os.Signal
+	cancel      context.CancelFunc
+	signals     chan os.Signal
+	interrupted atomic.Pointer[os.Signal]
 }
 
 // watchSignals makes SIGINT and SIGTERM cancel the command's context. The
@@ -190,7 +200,8 @@ func (a *app) watchSignals() {
 	a.signals = make(chan os.Signal, 1)
 	signal.Notify(a.signals, os.Interrupt, syscall.SIGTERM)
 	go func(ch chan os.Signal) {
-		if _, ok := <-ch; ok {
+		if sig, ok := <-ch; ok {
+			a.interrupted.Store(&sig)
 			a.cancel()
 		}
 	}(a.signals)
