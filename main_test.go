@@ -57,6 +57,7 @@ func TestMain(m *testing.M) {
 //	vault fault VAULT NAME STATUS|reset|close|truncate|html [TIMES] [RETRY-AFTER]
 //	vault clear-faults                     disarm every fault
 //	vault latency DURATION
+//	vault tenant VAULT TENANT              make VAULT's challenge name another tenant
 //	vault throttle LIMIT WINDOW [retry-after]
 //	vault stats                            print requests, challenges, throttled, peak
 //	exits N COMMAND [ARG...]               run COMMAND like exec; its exit status must be N
@@ -462,6 +463,11 @@ func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("usage: vault pagesize N")
 		}
 		v.SetPageSize(atoi(ts, args[1]))
+	case "tenant":
+		if len(args) != 3 {
+			ts.Fatalf("usage: vault tenant VAULT TENANT")
+		}
+		v.SetVaultTenant(args[1], args[2])
 	case "latency":
 		if len(args) != 2 {
 			ts.Fatalf("usage: vault latency DURATION")
