@@ -162,7 +162,7 @@ func (c *credential) classify(ctx context.Context, err error, opts policy.TokenR
 			Hints: []string{"raise --timeout; if the identity endpoint is slow, check the compute's managed identity"}}
 	case crossTenant:
 		return &Error{Class: ClassDenied, Err: err,
-			Msg: fmt.Sprintf("the vault is in tenant %s, which %s may not get tokens for", tenant, who),
+			Msg: fmt.Sprintf("the vault is in tenant %s, and the identity may not get tokens there (tried %s)", tenant, who),
 			Hints: []string{"set AZURE_ADDITIONALLY_ALLOWED_TENANTS=" + tenant + " if the identity may sign in there",
 				"or use an identity of that tenant (AZURE_TENANT_ID)"}}
 	case errors.As(err, &af):
