@@ -197,13 +197,6 @@ func (k *KeyVault) get(ctx context.Context, sem chan struct{}, v *vaultClient, i
 	return Result{Secret: s}
 }
 
-// Do runs one Key Vault operation (what names it in debug logs), retrying
-// throttling and transient faults on the provider's schedule until ctx
-// ends. Failures are classified as Fetch classifies them.
-func (k *KeyVault) Do(ctx context.Context, what string, op func(context.Context) error) *Failure {
-	return k.retry(ctx, nil, what, accessRead, op)
-}
-
 // access is what an operation asks of the vault, so that a refusal names
 // the permission that is missing.
 type access int

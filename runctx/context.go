@@ -197,9 +197,6 @@ var clouds = []Cloud{
 	{"AzureUSGovernment", ".vault.usgovcloudapi.net", cloud.AzureGovernment},
 }
 
-// CloudNames are the values --cloud accepts.
-var CloudNames = []string{"AzurePublic", "AzureChina", "AzureUSGovernment"}
-
 // CloudByName returns a cloud by name (case-insensitive; the Azure CLI's
 // AzureCloud and AzureChinaCloud are accepted too); "" is AzurePublic.
 func CloudByName(name string) (Cloud, error) {
